@@ -1,0 +1,3 @@
+from mesp.cli import main
+
+raise SystemExit(main())
