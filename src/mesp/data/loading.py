@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mesp.data.model import Dataset
-from mesp.data.reader import open_text
+from mesp.data.reader import open_text, read_header
 from mesp.errors import DataError
 
 
+FORMATS = ("auto", "patterns", "azure2019", "azure2021", "wide", "long")
+
+
 def detect_format(path: str) -> str:
+    """The format of one file, from its extension (Parquet) or its header line."""
     if str(path).endswith(".parquet"):
         return "long"
     with open_text(path) as fh:
-        header = fh.readline().strip().split(",")
-    if not header or header == [""]:
-        raise DataError(f"{path}:1: empty file")
-    head = [h.strip().strip('"') for h in header]
+        head = read_header(fh, path)
     if head[:2] == ["vec_id", "n_source_files"]:
         return "patterns"
     if head[:4] == ["HashOwner", "HashApp", "HashFunction", "Trigger"]:
@@ -38,6 +39,8 @@ def load(paths: str | Sequence[str], fmt: str = "auto") -> Dataset:
     paths = [str(paths)] if isinstance(paths, str) else [str(p) for p in paths]
     if not paths:
         raise DataError("no data files given")
+    if fmt not in FORMATS:
+        raise DataError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     formats = {p: (detect_format(p) if fmt == "auto" else fmt) for p in paths}
     kinds = set(formats.values())
     if len(kinds) > 1:
@@ -53,4 +56,20 @@ def load(paths: str | Sequence[str], fmt: str = "auto") -> Dataset:
             merged.series += d.series
             merged.report.merge(d.report)
         return merged
-    raise DataError(f"format {kind!r} is not supported yet")
+    if kind == "azure2019":
+        from mesp.data.azure2019 import load_azure2019
+
+        return load_azure2019(paths)
+    if kind == "azure2021":
+        from mesp.data.azure2021 import load_azure2021
+
+        return load_azure2021(paths)
+    if kind == "wide":
+        from mesp.data.wide import load_wide
+
+        return load_wide(paths)
+    if kind == "long":
+        from mesp.data.long import load_long
+
+        return load_long(paths)
+    raise DataError(f"unknown format {kind!r}: use one of {', '.join(FORMATS)}")

@@ -48,20 +48,40 @@ class LoadReport:
     files: list[str] = field(default_factory=list)
     rows: int = 0
     skipped: Counter = field(default_factory=Counter)
+    #: Values the loader supplied itself (e.g. zeros for a function absent from one Azure day, an empty
+    #: wide-CSV cell, a gap in a long series), by reason. Like skips, never silent.
+    filled: Counter = field(default_factory=Counter)
+    #: Rows read per file, in the order read.
+    rows_by_file: dict[str, int] = field(default_factory=dict)
+    #: Other facts a user should see (e.g. which auxiliary files were picked up).
+    notes: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
+
+    def fill(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.filled[reason] += n
 
     def merge(self, other: "LoadReport") -> None:
         self.files += other.files
         self.rows += other.rows
         self.skipped.update(other.skipped)
+        self.filled.update(other.filled)
+        self.rows_by_file.update(other.rows_by_file)
+        self.notes += other.notes
 
     def summary(self) -> str:
         parts = [f"{len(self.files)} file(s), {self.rows} row(s) read"]
         if self.skipped:
             parts.append("skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())))
+        if self.filled:
+            parts.append("filled: " + ", ".join(f"{n} {why}" for why, n in sorted(self.filled.items())))
         return "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"files": list(self.files), "rows": self.rows, "rows_by_file": dict(self.rows_by_file),
+                "skipped": dict(self.skipped), "filled": dict(self.filled), "notes": list(self.notes)}
 
 
 @dataclass

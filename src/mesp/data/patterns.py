@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from mesp.data.model import Dataset, LoadReport, Series
-from mesp.data.reader import open_text, parse_counts
+from mesp.data.reader import header_only, open_text, parse_counts, read_header
+from mesp.errors import DataError
 
 N_MINUTES = 1440
 
@@ -14,10 +14,9 @@ def load_patterns(path: str) -> Dataset:
     report = LoadReport(files=[str(path)])
     series: list[Series] = []
     with open_text(path) as fh:
-        header = fh.readline().rstrip("\r\n").split(",")
+        header = read_header(fh, path)
         n_cols = len(header)
         if header[:2] != ["vec_id", "n_source_files"] or n_cols < 3:
-            from mesp.errors import DataError
             raise DataError(f"{path}:1: not a daily-pattern file (expected vec_id,n_source_files,1..N)")
         for lineno, line in enumerate(fh, start=2):
             if not line.strip():
@@ -28,4 +27,7 @@ def load_patterns(path: str) -> Dataset:
             report.rows += 1
             series.append(Series(id=fields[0], values=counts, step_seconds=60, start=None,
                                  meta={"weight": int(float(fields[1]))}))
+    if not series:
+        raise header_only(path)
+    report.rows_by_file[str(path)] = report.rows
     return Dataset(series=series, step_seconds=60, format="patterns", report=report)

@@ -50,3 +50,61 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def read_header(fh: io.TextIOBase, path: str) -> list[str]:
+    """The first line split on commas (quotes and spaces stripped); an empty file is a DataError."""
+    line = fh.readline()
+    if not line.strip():
+        raise DataError(f"{path}:1: empty file" if not line else f"{path}:1: empty header line")
+    return [h.strip().strip('"') for h in line.rstrip("\r\n").split(",")]
+
+
+def header_only(path: str) -> DataError:
+    return DataError(f"{path}:2: no data rows (the file has a header only)")
+
+
+def parse_timestamp(text: str, path: str, where: str) -> float:
+    """Seconds from an epoch-seconds number or an ISO 8601 date/time (naive means UTC).
+
+    ``where`` names the place for the error message, e.g. ``"12"`` (a line) or ``"row 12"``.
+    """
+    text = text.strip().strip('"')
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from datetime import datetime, timezone
+
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise DataError(f"{path}:{where}: cannot read timestamp {text!r} (use ISO 8601 or epoch seconds)") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.timestamp()
+
+
+def infer_step(diffs: np.ndarray, where, allow_gaps: bool) -> tuple[int, np.ndarray]:
+    """The step (s) from positive differences of consecutive timestamps, and each one in steps.
+
+    The step is the most common difference. Without ``allow_gaps`` every difference must equal it;
+    with it, differences may be whole multiples (the caller fills the gaps). ``where(k)`` names the
+    file and line of the later timestamp of difference ``k`` for the error message.
+    """
+    if diffs.size == 0:
+        raise DataError(f"{where(None)}: a single timestamp: cannot infer the step")
+    values, counts = np.unique(diffs, return_counts=True)
+    step = float(values[np.argmax(counts)])
+    if step < 1 or abs(step - round(step)) > 1e-6:
+        k = int(np.flatnonzero(diffs == step)[0])
+        raise DataError(f"{where(k)}: the step {step:g} s is not a whole number of seconds")
+    step = float(round(step))
+    ratio = diffs / step
+    whole = np.abs(ratio - np.round(ratio)) <= 1e-6
+    bad = np.flatnonzero(~whole | (ratio < 1) | ((np.round(ratio) != 1) & (not allow_gaps)))
+    if bad.size:
+        k = int(bad[0])
+        raise DataError(f"{where(k)}: irregular timestamps: {diffs[k]:g} s after the previous one, "
+                        f"the step is {step:g} s")
+    return int(step), np.round(ratio).astype(np.int64)
