@@ -21,3 +21,16 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+
+# The SAM CLI lives in its own venv: installed into .venv it would downgrade boto3 and pydantic.
+.PHONY: sam-venv sam-check
+sam-venv: .venv-sam/bin/sam
+.venv-sam/bin/sam:
+	$(PYTHON) -m venv .venv-sam
+	.venv-sam/bin/pip install -q aws-sam-cli
+
+# sam validate --lint, the template tests with SAM required, and a real `sam build` with its sizes.
+sam-check: $(STAMP) .venv-sam/bin/sam
+	SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint
+	MESP_REQUIRE_SAM=1 $(VENV)/bin/python -m pytest -q tests/integration/test_template.py
+	$(VENV)/bin/python benchmarks/sam_build_size.py

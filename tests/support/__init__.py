@@ -1,0 +1,1 @@
+"""Reusable test helpers (tests import them as ``support.*``; ``tests/`` is on sys.path via conftest)."""
