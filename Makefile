@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/mesp demo
 
-test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+# The SAM CLI is part of the test environment: `sam validate --lint` and the SAM transform run in the suite.
+test: $(STAMP) .venv-sam/bin/sam
+	MESP_REQUIRE_SAM=1 $(VENV)/bin/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
