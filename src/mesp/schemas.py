@@ -202,9 +202,17 @@ def check_against_model(horizon: int | None, quantiles: list[float] | None, leng
             raise RequestError(name, f"needs at least {context} values (the model's context), got {n}")
     if horizon is not None and horizon > model_horizon:
         raise RequestError("horizon", f"{horizon} exceeds the model's horizon of {model_horizon} steps")
-    if quantiles is not None:
-        known = {round(q, 9) for q in model_quantiles}
-        for i, q in enumerate(quantiles):
-            if round(q, 9) not in known:
-                raise RequestError(f"quantiles[{i}]", f"{q} is not one of the model's quantiles {model_quantiles}")
-    return (horizon or model_horizon), (sorted(quantiles) if quantiles is not None else list(model_quantiles))
+    if quantiles is None:
+        return (horizon or model_horizon), list(model_quantiles)
+    # A requested level matches the model's within 1e-9; the model's own value is used from here on, so
+    # 0.1000000001 is served as "0.1" (and two requests that match the same level are a repeat).
+    known = {round(q, 9): q for q in model_quantiles}
+    chosen: dict[float, int] = {}
+    for i, q in enumerate(quantiles):
+        level = known.get(round(q, 9))
+        if level is None:
+            raise RequestError(f"quantiles[{i}]", f"{q} is not one of the model's quantiles {model_quantiles}")
+        if level in chosen:
+            raise RequestError(f"quantiles[{i}]", f"{q} repeats quantiles[{chosen[level]}] (the model's {level})")
+        chosen[level] = i
+    return (horizon or model_horizon), sorted(chosen)
