@@ -73,7 +73,7 @@ def main() -> int:
                 f"{m['mase_median']:.4f} | {m['mase_mean']:.3f} | {m['mae']:.3f} | {m['rmse']:.2f} | "
                 f"{cfg.get('fit_seconds', 0):.1f} | {cfg['predict_seconds']:.1f} |")
         ridge = doc["config"]["models"]["ridge"]
-        lines += ["", f"ridge: local weight {ridge['weight_local']}, local alpha {ridge['local']['alpha']}, "
+        lines += ["", f"ridge: local weight {ridge['weight']}, local alpha {ridge['local']['alpha']}, "
                       f"global alpha {ridge['global_model']['alpha']}.", ""]
     lines += ["## mean ratio to naive over seeds", "", "| model | wape / naive | mase_gmean / naive |",
               "|---|---|---|"]

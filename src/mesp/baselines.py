@@ -15,9 +15,11 @@ error of 10 calls is large at 20 calls/min and nothing at 20 000), and the log r
 scale-free, so one distribution serves busy and quiet functions alike.
 
 ``ridge`` is online ridge regression on lags (Toner et al. 2025, the baseline that beat every foundation
-model on Huawei's serverless traces). Two versions are implemented and measured against each other on the
-Azure 2019 patterns (see :func:`default_baselines`): a per-window *local* model refit on each window's own
-context before every origin, and a *global* model fit once on all training windows.
+model on Huawei's serverless traces), built from two closed-form, vectorised models on log1p counts: a
+per-window *local* model refit on each window's own context before every origin (:class:`LocalRidge`,
+``ridge_local``) and a *global* model fit once on all training windows (:class:`GlobalRidge`,
+``ridge_global``). Measured on the Azure 2019 patterns, neither wins on both headline metrics, and their
+log-space average (:class:`Ridge`) has the lowest WAPE of the three (benchmarks/results/baselines.md).
 """
 
 from __future__ import annotations

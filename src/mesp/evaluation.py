@@ -264,6 +264,7 @@ def write_json(result: Mapping[str, Any], path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a results file is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
