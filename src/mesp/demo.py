@@ -114,8 +114,10 @@ class _Steps:
 def write_series(dataset: Any, indices: Sequence[int] | np.ndarray, stem: Path) -> Path:
     """Write the series ``indices`` of ``dataset`` so :func:`mesp.data.load` reads them back unchanged.
 
-    Series of one length and start become a gzipped wide CSV (``<stem>.csv.gz``: an ISO timestamp column and
-    one column per function); otherwise a long Parquet file (``<stem>.parquet``: ``unique_id, ds, y``).
+    Daily patterns stay daily patterns (``<stem>.csv.gz``; they have no calendar, and their format sets the
+    12 h default context). Other series of one length and start become a gzipped wide CSV (``<stem>.csv.gz``:
+    an ISO timestamp column and one column per function); the rest a long Parquet file (``<stem>.parquet``:
+    ``unique_id, ds, y``).
     """
     chosen = [dataset.series[int(i)] for i in indices]
     if not chosen:
@@ -127,12 +129,22 @@ def write_series(dataset: Any, indices: Sequence[int] | np.ndarray, stem: Path) 
     ids = [s.id for s in chosen]
     if len(set(ids)) != len(ids):
         raise MespError("series ids repeat; cannot write them as columns")
+    if dataset.format == "patterns" and len(lengths) == 1:
+        path = stem.with_name(stem.name + ".csv.gz")
+        tmp = path.with_name(f".{path.name}.tmp")
+        with gzip.open(tmp, "wt", compresslevel=3, newline="") as fh:
+            fh.write("vec_id,n_source_files," + ",".join(str(j + 1) for j in range(lengths.pop())) + "\n")
+            for s in chosen:
+                counts = np.asarray(s.values, dtype=np.float64)
+                fh.write(f"{_csv_name(s.id)},{int(s.meta.get('weight', 1))},"
+                         + ",".join(map(str, _cells(counts).tolist())) + "\n")
+        os.replace(tmp, path)
+        return path
     if len(lengths) == 1 and len(starts) == 1:
         path = stem.with_name(stem.name + ".csv.gz")
         start = np.datetime64(int(starts.pop()), "s")
         matrix = np.stack([np.asarray(s.values) for s in chosen], axis=1)
-        integral = bool(np.all(matrix == np.round(matrix)))
-        cells = matrix.astype(np.int64) if integral else matrix.astype(np.float64)
+        cells = _cells(matrix)
         tmp = path.with_name(f".{path.name}.tmp")
         with gzip.open(tmp, "wt", compresslevel=3, newline="") as fh:
             fh.write("timestamp," + ",".join(_csv_name(i) for i in ids) + "\n")
@@ -151,6 +163,12 @@ def write_series(dataset: Any, indices: Sequence[int] | np.ndarray, stem: Path) 
     pq.write_table(pa.table({"unique_id": pa.array(uid, pa.string()), "ds": ds, "y": y}), tmp)
     os.replace(tmp, path)
     return path
+
+
+def _cells(values: np.ndarray) -> np.ndarray:
+    """Counts as integers when they are whole (shorter files), else as floats (written exactly by repr)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.astype(np.int64) if np.all(values == np.round(values)) else values
 
 
 def _csv_name(name: str) -> str:
@@ -283,7 +301,8 @@ def _send_requests(base: str, dataset: Any, held_out: np.ndarray, context: int, 
         by_cluster.setdefault(int(routed[j]), j)
     shaped = [j for c, j in sorted(by_cluster.items()) if c >= 0] or list(by_cluster.values())
     single = shaped[0]
-    batch = (shaped[1:] + [j for c, j in by_cluster.items() if c < 0] + shaped[:1])[:4]
+    # one function per other cluster, the idle group's, then the single one again; ids must be unique
+    batch = list(dict.fromkeys(shaped[1:] + [j for c, j in by_cluster.items() if c < 0] + shaped[:1]))[:4]
 
     def series(j: int) -> list[float]:
         return [float(x) for x in candidates[j][1]]
@@ -309,8 +328,8 @@ def _api_markdown(calls: list[dict]) -> str:
              "```"]
     for c in calls:
         lines.append(summarise_call(c, c.get("actual")))
-    lines += ["```", "", "The request bodies hold the last day of a held-out function (counts per step); "
-              "`actual` is what that function really did in the forecast hour."]
+    lines += ["```", "", "Each request body holds one context window of a held-out function (counts per step, "
+              "ending one horizon before its trace ends); `actual` is what the function really did next."]
     return "\n".join(lines)
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ FIGURES = ("catalogue.png", "forecasts.png", "error_by_cluster.png", "simulation
            "training.png")
 REPORT_NAME = "report.md"
 MAX_FIGURE_WINDOWS = 20_000     # routing confusion and catalogue bands use at most this many windows
+MAX_TRAIN_WINDOWS = 20_000      # the trainable baselines are fitted on a seeded sample of at most this many
 SAMPLES_PER_CLUSTER = 2
 SHOW_CONTEXT_SECONDS = 3 * 3600  # forecast panels show the last 3 h of context, so the horizon stays readable
 
@@ -64,13 +64,13 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write atomically, with the usual permissions (``mkstemp`` would make the report private, 0600)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        tmp.write_text(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -194,11 +194,14 @@ def prepare(model: str, data: Sequence[str] | Any, *, fmt: str = "auto", test_fr
 
 
 # ------------------------------------------------------------------------------------ evaluation, simulation
-def run_evaluation(rd: ReportData, *, baselines: Sequence[str] | None = None, progress: bool = True) -> dict:
+def run_evaluation(rd: ReportData, *, baselines: Sequence[str] | None = None,
+                   max_train_windows: int | None = MAX_TRAIN_WINDOWS, progress: bool = True) -> dict:
     """The evaluation document (:func:`mesp.evaluation.evaluate`) of mesp, dense and the baselines.
 
     Baselines are fitted on the training functions' windows (on every window when ``test_fraction`` is 0,
-    which the document's config then calls in-sample); all models are scored on the held-out ones.
+    which the document's config then calls in-sample), at most ``max_train_windows`` of them (a seeded
+    sample, so a report on a big trace stays quick; the config records it); all models are scored on every
+    held-out window.
     """
     from mesp import __version__
     from mesp.baselines import default_baselines
@@ -214,6 +217,11 @@ def run_evaluation(rd: ReportData, *, baselines: Sequence[str] | None = None, pr
         raise MespError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(available)}")
     if names and len(train) == 0:
         raise MespError("no training windows for the baselines; lower the test fraction")
+    n_train = len(train)
+    if max_train_windows is not None and n_train > max_train_windows:
+        keep = np.zeros(n_train, dtype=bool)
+        keep[_sample(n_train, max_train_windows, rd.seed)] = True
+        train = train.subset(keep)
     models: dict = {}
     fit_seconds: dict[str, dict] = {}
     for name in names:
@@ -230,7 +238,8 @@ def run_evaluation(rd: ReportData, *, baselines: Sequence[str] | None = None, pr
         "context": context, "horizon": horizon, "stride": horizon,
         "split": {"by": "series", "test_fraction": rd.test_fraction, "seed": rd.seed,
                   "n_series": len(rd.dataset), "n_train_series": int(rd.train_series.size),
-                  "n_test_series": int(rd.test_series.size), "n_train_windows": len(train),
+                  "n_test_series": int(rd.test_series.size), "n_train_windows": n_train,
+                  "n_train_windows_fitted": len(train),
                   "n_test_windows": len(test), "in_sample": rd.in_sample},
         "models": fit_seconds, "model_store": rd.info,
     }
@@ -437,7 +446,7 @@ def plot_error_by_cluster_png(evaluation: Mapping[str, Any], labels: Mapping[int
         raise MespError("the evaluation has no per-cluster results (it needs a model with a router)")
     keys = sorted(per, key=_cluster_order)
     models = list(evaluation["models"])
-    fig, axes = plt.subplots(2, 1, figsize=(max(7.0, 1.3 * len(keys) * max(1, len(models)) / 3), 6.5))
+    fig, axes = plt.subplots(2, 1, figsize=(min(14.0, max(7.0, 0.28 * len(keys) * len(models) + 2)), 6.5))
     width = 0.8 / max(1, len(models))
     x = np.arange(len(keys))
     colors = {"mesp": "tab:blue", "dense": "tab:orange"}
@@ -459,7 +468,7 @@ def plot_error_by_cluster_png(evaluation: Mapping[str, Any], labels: Mapping[int
         finite = [v for k in keys for name in models if (v := per[k].get(name, {}).get(metric)) is not None]
         if finite and max(finite) > 8 * np.median(finite):  # one idle cluster's huge error hides the rest
             ax.set_yscale("log")
-    axes[0].legend(fontsize=7, ncol=min(len(models), 7), loc="upper left")
+    axes[0].legend(fontsize=7, ncol=len(models), loc="upper left")
     axes[0].set_title("Error by routed cluster on held-out functions (lower is better)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
@@ -654,8 +663,12 @@ def write_report(rd: ReportData, out: str | os.PathLike, evaluation: Mapping[str
         + [["dense", "every window", f"{data_info.get('n_windows', 0):,}", f"`{m.dense.family}`",
             ", ".join(f"{k} {_fmt(v, 3)}" for k, v in sorted(m.dense.val_metrics.items())[:3]) or "-"]]), ""]
 
+    fitted = split.get("n_train_windows_fitted")
+    sampled = (f" The trainable baselines were fitted on a seeded sample of {fitted:,} of the "
+               f"{split['n_train_windows']:,} training windows." if fitted and fitted < split.get("n_train_windows", 0)
+               else "")
     lines += ["## Accuracy", "", f"On {scope}. Compare `wape` (volume-weighted) and `mase_gmean` (the typical "
-              "function) together; lower is better.", "", "```", format_table(evaluation), "```", ""]
+              f"function) together; lower is better.{sampled}", "", "```", format_table(evaluation), "```", ""]
     per = evaluation.get("per_cluster") or {}
     if per:
         models = list(evaluation["models"])

@@ -130,3 +130,16 @@ def test_write_series_round_trips_wide_and_long(tmp_path):
     back = {s.id: s for s in load(str(long))}
     np.testing.assert_array_equal(back["short"].values, [1.5, 0, 2])
     np.testing.assert_array_equal(back["f0"].values, same[0].values)
+
+
+def test_write_series_keeps_daily_patterns_as_patterns(tmp_path):
+    from mesp.data import Dataset, Series, load
+    from mesp.demo import write_series
+
+    rows = [Series(id=f"{i:016x}", values=np.arange(1440, dtype=np.float32) % (i + 2), step_seconds=60,
+                   start=None, meta={"weight": i + 1}) for i in range(3)]
+    path = write_series(Dataset(series=rows, step_seconds=60, format="patterns"), [1, 2], tmp_path / "p")
+    back = load(str(path))
+    assert back.format == "patterns" and [s.id for s in back] == [rows[1].id, rows[2].id]
+    assert back.series[0].start is None and back.series[1].meta["weight"] == 3
+    np.testing.assert_array_equal(back.series[1].values, rows[2].values)
