@@ -54,3 +54,21 @@ def test_forecaster_scaled_and_forward_agree():
     x = torch.rand(3, 6) * 20
     s, level = model.scaled(x)
     torch.testing.assert_close(model(x), unscale_output(s, level))
+
+
+class _Exploding(torch.nn.Module):
+    """A core whose log-space output runs away, as an extrapolating expert's can."""
+
+    def forward(self, z):
+        return torch.full((z.shape[0], 2, 3), 40.0)
+
+
+def test_output_is_capped_at_max_growth_times_the_busiest_context_step():
+    from mesp.experts.scaling import MAX_GROWTH
+
+    model = Forecaster(_Exploding(), quantiles=(0.5, 0.9))
+    x = torch.tensor([[0.0, 5.0, 8000.0, 2.0], [0.0, 0.0, 0.0, 0.0]])
+    out = model(x)
+    # exp(40) would be ~2e17; the cap keeps every quantile at MAX_GROWTH * (1 + max) - 1.
+    torch.testing.assert_close(out[0], torch.full((2, 3), MAX_GROWTH * 8001.0 - 1.0), rtol=1e-5, atol=0.0)
+    torch.testing.assert_close(out[1], torch.full((2, 3), MAX_GROWTH - 1.0), rtol=1e-5, atol=1e-5)

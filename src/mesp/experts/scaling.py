@@ -10,12 +10,19 @@ Every expert is ``Forecaster(core, quantiles)``::
 scaled target *is* the same quantile of the counts: training the pinball loss in the scaled space
 trains count quantiles, and the 0.5 quantile is the count median (the point forecast).
 
+The output is capped at ``MAX_GROWTH`` times (1 + the context's busiest step): the exponential turns a
+modest error of an extrapolating core into astronomic counts (1e11 from a context whose maximum was 8e3
+was seen before the cap), and a provisioning plan built on that is worse than useless. The cap is a
+``min`` in log space, applied to every quantile alike, so the quantiles stay ordered; training sees it
+too, so serving computes exactly what was trained.
+
 ``log(1 + x)`` and ``exp(s) - 1`` are written out instead of ``log1p``/``expm1`` because ONNX has no
 such ops; writing them the way the graph computes them keeps torch and onnxruntime bit-close.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -23,7 +30,8 @@ from torch import Tensor, nn
 
 from mesp.experts.heads import MonotoneQuantiles
 
-SCALING = "log1p-mean"
+SCALING = "log1p-mean, capped at 10x the context's busiest step"
+MAX_GROWTH = 10.0
 
 
 def scale_input(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -60,7 +68,9 @@ class Forecaster(nn.Module):
     def scaled(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, L) counts -> (s (B, Q, H) scaled quantiles, level (B, 1))."""
         z, level = scale_input(x)
-        return self.head(self.core(z)), level
+        s = self.head(self.core(z))  # (B, Q, H)
+        ceiling = z.amax(dim=-1, keepdim=True).unsqueeze(-1) + math.log(MAX_GROWTH)  # (B, 1, 1)
+        return torch.minimum(s, ceiling), level
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, L) raw counts -> (B, Q, H) non-negative counts."""
