@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mesp.jobs.common import code_version, data_summary, load_data, windows_for
+from mesp.jobs.common import code_version, data_summary, load_data, split_info, windows_for
 from mesp.jobs.contract import JobError, JobPaths, Param, emit_metric, read_hyperparameters, run_job
 from mesp.manifest import IDLE_CLUSTER_ID
 from mesp.router import Router, novelty_threshold
@@ -41,6 +41,8 @@ SPEC = {
     "max_iter": Param(int, 30, "K-Shape iterations"),
     "novelty_quantile": Param(float, 0.99, "distance quantile above which a pattern is novel"),
     "seed": Param(int, 0, "random seed"),
+    "test_fraction": Param(float, 0.0, "share of series held out (never trained on), mesp.evaluation split"),
+    "split_seed": Param(int, 0, "seed of that split"),
     "data_format": Param(str, "auto", "mesp.data format of the data channel"),
 }
 
@@ -97,17 +99,26 @@ def cluster_windows(X: np.ndarray, hp: dict[str, Any], step_seconds: int) -> dic
 
 
 def cluster_labels(router: Router, X: np.ndarray, labels: np.ndarray, step_seconds: int,
-                   start_steps: np.ndarray | None = None) -> dict[int, str]:
-    """Readable labels (:func:`mesp.clustering.describe_clusters`). ``start_steps``: each row's first step
-    counted from the trace's start, which only fixes the time of day (the calendar date is unknown)."""
+                   start_steps: np.ndarray | None = None, calendar: bool = False) -> dict[int, str]:
+    """Readable labels (:func:`mesp.clustering.describe_clusters`).
+
+    ``start_steps``: each row's first step counted from the series' time origin. With ``calendar`` (wide and
+    long files, whose timestamps are real: the origin is the Unix epoch) the dates are known, so weekday and
+    weekend can be told apart. Otherwise (Azure traces: day 1 of an unnamed week) only the time of day is
+    known, and only when every row starts at the same time of day; no weekday is claimed.
+    """
     import datetime as dt
 
     from mesp.clustering import describe_clusters
 
-    start = None
-    if start_steps is not None:
-        day0 = dt.datetime(2000, 1, 1)
-        start = [day0 + dt.timedelta(seconds=int(s) * step_seconds) for s in start_steps]
+    start: dt.datetime | list[dt.datetime] | None = None
+    if start_steps is not None and len(start_steps):
+        seconds = np.asarray(start_steps, dtype=np.int64) * step_seconds
+        if calendar:
+            epoch = dt.datetime(1970, 1, 1)
+            start = [epoch + dt.timedelta(seconds=int(s)) for s in seconds]
+        elif np.unique(seconds % 86_400).size == 1:
+            start = dt.datetime(2000, 1, 1) + dt.timedelta(seconds=int(seconds[0] % 86_400))
     names = describe_clusters(router.centroids, X, labels, step_seconds, start=start)
     return {c: str(v) for c, v in enumerate(names)}
 
@@ -115,7 +126,8 @@ def cluster_labels(router: Router, X: np.ndarray, labels: np.ndarray, step_secon
 def run(paths: JobPaths) -> None:
     t_start = time.perf_counter()
     hp = read_hyperparameters(paths, SPEC)
-    dataset, files = load_data(paths.require_channel("data"), hp["data_format"])
+    dataset, files = load_data(paths.require_channel("data"), hp["data_format"], hp["test_fraction"],
+                               hp["split_seed"])
     windows, sizes = windows_for(dataset, hp["context"], hp["horizon"], hp["stride"])
     t_load = time.perf_counter() - t_start
     result = cluster_windows(windows.X, hp, dataset.step_seconds)
@@ -126,7 +138,8 @@ def run(paths: JobPaths) -> None:
                          starts[windows.series_index] // dataset.step_seconds + windows.origin - sizes["context"],
                          -1)
     names = cluster_labels(router, windows.X, labels, dataset.step_seconds,
-                           ctx_start if (ctx_start >= 0).all() else None)
+                           ctx_start if (ctx_start >= 0).all() else None,
+                           calendar=dataset.format in ("wide", "long"))
 
     paths.model.mkdir(parents=True, exist_ok=True)
     router.save_npz(paths.model / "router.npz")
@@ -153,6 +166,7 @@ def run(paths: JobPaths) -> None:
         "fallback": "rule:seasonal_naive",
         "training": {
             "data": summary, "seed": hp["seed"], "code_version": code_version(),
+            "split": split_info(hp["test_fraction"], hp["split_seed"], len(dataset)),
             "hyperparameters": {k: v for k, v in hp.items() if k != "job"},
             "clustering": {"k": result["k"], "k_fitted": result["k_fitted"], "k_selection": result["curve"],
                            "inertia": result["inertia"], "n_iter": result["n_iter"], "n_fit": result["n_fit"],
