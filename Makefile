@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(VENV)/bin/mesp demo
 
 # The SAM CLI is part of the test environment: `sam validate --lint` and the SAM transform run in the suite.
-test: $(STAMP) .venv-sam/bin/sam
-	MESP_REQUIRE_SAM=1 $(VENV)/bin/python -m pytest -q
+test: $(STAMP) .venv-sam/bin/sam .venv-checkov/bin/checkov
+	MESP_REQUIRE_SAM=1 MESP_REQUIRE_CHECKOV=1 $(VENV)/bin/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
@@ -35,3 +35,11 @@ sam-check: $(STAMP) .venv-sam/bin/sam
 	SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint
 	MESP_REQUIRE_SAM=1 $(VENV)/bin/python -m pytest -q tests/integration/test_template.py
 	$(VENV)/bin/python benchmarks/sam_build_size.py
+
+# checkov (the template scan in tests/reliability/test_security.py) has its own venv too: installed into .venv
+# it would downgrade boto3 (to 1.35), networkx and packaging.
+.PHONY: checkov-venv
+checkov-venv: .venv-checkov/bin/checkov
+.venv-checkov/bin/checkov:
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q checkov

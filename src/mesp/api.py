@@ -107,7 +107,10 @@ def _on_runtime_event(event: str, fields: dict) -> None:
         logger.error("new model version refused; still serving the current one", extra={"event": event, **fields})
     elif event == "refresh_failed":
         metrics.add_metric(name="RefreshFailures", unit=MetricUnit.Count, value=1)
-        logger.warning("model store check failed", extra={"event": event, **fields})
+        # Logged once per outage: repeats are only counted. With no model at all the 503 handler logs it.
+        if not fields.get("repeat") and fields.get("version") is not None:
+            logger.warning("model store check failed; still serving the current version",
+                           extra={"event": event, **fields})
     elif event == "runner_failed":
         metrics.add_metric(name="ExpertFailures", unit=MetricUnit.Count, value=1)
 
@@ -197,7 +200,6 @@ _ERRORS = {
     responses={200: {"description": "Forecast (single) or per-item forecasts (batch)",
                      "content": {_JSON: {"model": ForecastResponse | BatchResponse}}}, **_ERRORS},
 )
-@tracer.capture_method
 def forecast(body: Annotated[ForecastBody, Body()]):
     started = time.perf_counter()
     predictor = get_predictor()
@@ -212,7 +214,10 @@ def forecast(body: Annotated[ForecastBody, Body()]):
         body.horizon, body.quantiles, [len(s) for s in series], context=m.context, model_horizon=m.horizon,
         model_quantiles=m.quantiles, field_names=names)
     X = np.array([s[-m.context:] for s in series], dtype=np.float32)
-    pred = predictor.predict(X, horizon=horizon, quantiles=quantiles, model=model)
+    # A subsegment rather than @tracer.capture_method on the route: that decorator logs every exception
+    # raised through it (client errors and 503s included) with a stack trace, a second log line per failure.
+    with tracer.provider.in_subsegment("## predict"):
+        pred = predictor.predict(X, horizon=horizon, quantiles=quantiles, model=model)
     items = _items(pred)
     if isinstance(body, BatchRequest):
         for item, req in zip(items, body.items):
@@ -228,7 +233,6 @@ def forecast(body: Annotated[ForecastBody, Body()]):
 @app.get("/model", summary="The served model version",
          responses={200: {"description": "Manifest summary", "content": {_JSON: {"model": ModelSummary}}},
                     503: _ERRORS[503]})
-@tracer.capture_method
 def model_summary():
     model = get_predictor().model()
     m = model.manifest
@@ -337,7 +341,9 @@ def _raw(status: int, field: str, message: str) -> dict:
             "body": json.dumps({"message": f"{field}: {message}", "errors": [{"field": field, "message": message}]})}
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False explicitly: left unset, POWERTOOLS_LOGGER_LOG_EVENT=true would log every event, headers
+# (Authorization) and body included.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

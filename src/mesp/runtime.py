@@ -10,7 +10,9 @@
 * **Hot swap**: at most every ``ttl_seconds`` a request re-reads ``LATEST`` (one small GET). A new version
   is loaded *strictly* beside the current one and swapped in with one reference assignment; if anything in
   it fails verification it is **refused** (remembered, not retried until ``LATEST`` changes again) and the
-  current version keeps serving.
+  current version keeps serving. A version that merely could not be *read* (the store throttled, timed out or
+  denied: :class:`~mesp.store.StoreUnavailable`) is not refused but tried again at the next check, and a
+  container that started degraded for that reason reloads its version strictly and heals.
 * **Cold start degrades instead of failing**: with no version in memory, a damaged version is loaded
   leniently. An expert that is missing/corrupt is replaced by the dense model; a missing dense model by the
   manifest's fallback rule (``rule:seasonal_naive``) and then ``rule:naive``; a damaged router sends
@@ -39,7 +41,7 @@ import numpy as np
 
 from mesp.errors import ModelStoreError
 from mesp.manifest import IDLE_CLUSTER_ID, ONNX_INPUT, ONNX_OUTPUT, ExpertInfo, Manifest
-from mesp.store import ModelStore, open_store
+from mesp.store import ModelStore, StoreUnavailable, open_store
 
 log = logging.getLogger("mesp.runtime")
 
@@ -113,6 +115,10 @@ class LoadedModel:
     problems: list[str] = field(default_factory=list)
     load_seconds: float = 0.0
     labels: dict[int, str] = field(default_factory=dict)
+    # Some problem was the store being unavailable (not damage): the version is loaded again later.
+    retry_load: bool = False
+    # Served because LATEST could not be used: every answer from it is degraded.
+    older_than_latest: bool = False
 
     @property
     def version(self) -> str:
@@ -183,6 +189,7 @@ class Predictor:
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
         self._reported: set[tuple[str, str]] = set()
+        self._failing: str | None = None          # reason of the last failed store check, until one succeeds
 
     # ------------------------------------------------------------------------------------------ loading
     @property
@@ -197,7 +204,8 @@ class Predictor:
             return current
         self.refresh()
         if self._model is None:
-            raise ModelStoreError(f"no usable model version in {self.store.uri}")
+            raise ModelStoreError(f"no usable model version in {self.store.uri}"
+                                  + (f" ({self._failing})" if self._failing else ""))
         return self._model
 
     def refresh(self) -> str:
@@ -212,22 +220,41 @@ class Predictor:
             except ModelStoreError as err:
                 if current is None:
                     return self._cold_start_without_latest(str(err))
-                self._emit("refresh_failed", reason=str(err), version=current.version)
+                self._store_failed(str(err), current.version)
                 return "failed"
+            self._failing = None
             if current is not None and latest == current.version:
-                return "unchanged"
+                if not current.retry_load:
+                    return "unchanged"
+                # Loaded degraded because the store was unavailable: try again, keep serving meanwhile.
+                try:
+                    healed = self._load(latest, strict=True)
+                except ModelStoreError:
+                    return "unchanged"
+                self._install(healed)
+                return "swapped"
             if latest in self._refused:
                 return "refused"
             try:
                 loaded = self._load(latest, strict=current is not None)
-            except ModelStoreError as err:
+            except StoreUnavailable as err:  # not damage: not refused, tried again at the next check
                 if current is not None:
-                    self._refused[latest] = str(err)
+                    self._store_failed(str(err), current.version)
+                    return "failed"
+                return self._cold_start_without_latest(str(err), skip=latest)
+            except ModelStoreError as err:
+                self._refused[latest] = str(err)  # damaged: remembered, not fetched again
+                if current is not None:
                     self._emit("version_refused", version=latest, reason=str(err), serving=current.version)
                     return "refused"
                 return self._cold_start_without_latest(str(err), skip=latest)
             self._install(loaded)
             return "swapped" if current is not None else "loaded"
+
+    def _store_failed(self, reason: str, version: str | None) -> None:
+        """Report a failed store check; ``repeat`` marks the same failure again (log once, count always)."""
+        repeat, self._failing = reason == self._failing, reason
+        self._emit("refresh_failed", reason=reason, version=version, repeat=repeat)
 
     def _cold_start_without_latest(self, reason: str, skip: str | None = None) -> str:
         """Nothing in memory and LATEST unusable: serve the newest older version that loads, degraded."""
@@ -241,9 +268,10 @@ class Predictor:
             except ModelStoreError:
                 continue
             loaded.problems.insert(0, f"LATEST unusable ({reason}); serving older version {version}")
+            loaded.older_than_latest = loaded.retry_load = True  # LATEST is checked again at every TTL
             self._install(loaded)
             return "loaded"
-        self._emit("refresh_failed", reason=reason, version=None)
+        self._store_failed(reason, None)
         return "failed"
 
     def _install(self, loaded: LoadedModel) -> None:
@@ -258,12 +286,14 @@ class Predictor:
         started = time.perf_counter()
         manifest = self.store.read_manifest(version)
         problems: list[str] = []
+        unavailable = False
 
         router = None
         try:
             router = self._load_router(manifest)
         except Exception as err:  # noqa: BLE001 - any damage means "no router", reported below
             problems.append(f"router: {_one_line(err)}")
+            unavailable |= isinstance(err, StoreUnavailable)
 
         experts: dict[int, Runner | None] = {}
         for cluster in manifest.clusters:
@@ -273,20 +303,24 @@ class Predictor:
                 experts[cluster.id] = None
                 problems.append(f"cluster {cluster.id} expert {cluster.expert.file or cluster.expert.family}: "
                                 f"{_one_line(err)}")
+                unavailable |= isinstance(err, StoreUnavailable)
         dense = None
         try:
             dense = self._runner(manifest, manifest.dense)
         except Exception as err:  # noqa: BLE001
             problems.append(f"dense {manifest.dense.file or manifest.dense.family}: {_one_line(err)}")
+            unavailable |= isinstance(err, StoreUnavailable)
         fallback_family = manifest.fallback if manifest.fallback.startswith("rule:") else "rule:seasonal_naive"
 
         if strict and problems:
-            raise ModelStoreError(f"version {version} refused: {'; '.join(problems)}")
+            error = StoreUnavailable if unavailable else ModelStoreError
+            raise error(f"version {version} refused: {'; '.join(problems)}")
         labels = {c.id: c.label for c in manifest.clusters}
         labels.setdefault(IDLE_CLUSTER_ID, "idle")
         return LoadedModel(manifest=manifest, router=router, experts=experts, dense=dense,
                            fallback=Runner(fallback_family), last_resort=Runner(LAST_RESORT_RULE),
-                           problems=problems, load_seconds=time.perf_counter() - started, labels=labels)
+                           problems=problems, load_seconds=time.perf_counter() - started, labels=labels,
+                           retry_load=unavailable)
 
     def _load_router(self, manifest: Manifest):
         from mesp.router import Router
@@ -349,7 +383,7 @@ class Predictor:
         values = np.empty((n, len(manifest.quantiles), manifest.horizon), dtype=np.float32)
         level = np.zeros(n, dtype=np.int64)     # index in the chain of the runner that answered
         families: list[str] = [""] * n
-        degraded = np.full(n, model.router is None)
+        degraded = np.full(n, model.router is None or model.older_than_latest)
 
         # Group rows by the chain that answers them (novel rows all go to dense, whatever their nearest
         # cluster), so each model runs once per request on all of its rows.

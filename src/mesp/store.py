@@ -37,6 +37,11 @@ MANIFEST_FILE = "manifest.json"
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
 
 
+class StoreUnavailable(ModelStoreError):
+    """The store could not be read right now (throttled, timed out, denied, I/O error); the object itself may
+    be fine, so a reader should try again later rather than treat it as damaged or missing."""
+
+
 def check_version(version: str) -> str:
     """Return ``version`` if it is a safe version name, else raise ModelStoreError."""
     if not isinstance(version, str) or not _VERSION_RE.match(version) or ".." in version:
@@ -169,7 +174,7 @@ class LocalStore(ModelStore):
         except FileNotFoundError:
             raise ModelStoreError(f"{self._where(key)} does not exist") from None
         except OSError as err:
-            raise ModelStoreError(f"cannot read {self._where(key)}: {err.strerror or err}") from None
+            raise StoreUnavailable(f"cannot read {self._where(key)}: {err.strerror or err}") from None
 
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -235,13 +240,15 @@ class S3Store(ModelStore):
         return self.prefix + check_key(key)
 
     def _fail(self, action: str, key: str, err: Exception) -> ModelStoreError:
-        code = getattr(err, "response", {}).get("Error", {}).get("Code", "") if hasattr(err, "response") else ""
+        # botocore's ReadTimeoutError carries `response = None` (inherited from requests): not a dict
+        response = getattr(err, "response", None)
+        code = response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
         if code in {"NoSuchKey", "404", "NotFound"}:
             return ModelStoreError(f"{self._where(key)} does not exist")
         if code == "NoSuchBucket":
             return ModelStoreError(f"bucket {self.bucket!r} does not exist ({self.uri})")
         detail = code or type(err).__name__
-        return ModelStoreError(f"cannot {action} {self._where(key)}: {detail}")
+        return StoreUnavailable(f"cannot {action} {self._where(key)}: {detail}")
 
     def get_bytes(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 
 import numpy as np
 
@@ -21,9 +22,39 @@ def open_text(path: str) -> io.TextIOBase:
         raise DataError(f"{path}: is a directory, expected a file") from None
     except PermissionError:
         raise DataError(f"{path}: permission denied") from None
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    raw = gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")  # noqa: SIM115 - returned
+    return _Text(raw, path)
+
+
+class _Text(io.TextIOWrapper):
+    """UTF-8 text whose decoding and gunzip failures become one-line DataErrors naming the file."""
+
+    def __init__(self, raw, path: str):
+        super().__init__(raw, encoding="utf-8", newline="")
+        self.path = path
+
+    def _fail(self, err: Exception) -> DataError:
+        if isinstance(err, UnicodeDecodeError):
+            return DataError(f"{self.path}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); is it a trace file?")
+        return DataError(f"{self.path}: truncated or corrupt gzip ({err})")
+
+    def readline(self, *args) -> str:
+        try:
+            return super().readline(*args)
+        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise self._fail(err) from None
+
+    def read(self, *args) -> str:
+        try:
+            return super().read(*args)
+        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise self._fail(err) from None
+
+    def __next__(self) -> str:
+        try:
+            return super().__next__()
+        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise self._fail(err) from None
 
 
 def parse_counts(fields: list[str], first: int, n_cols: int, path: str, lineno: int) -> np.ndarray:
