@@ -53,6 +53,22 @@ def split_by_series(n_series: int, test_fraction: float, seed: int = 0) -> tuple
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
+def holdout(dataset: Any, test_fraction: float, seed: int = 0, part: str = "train") -> Any:
+    """The ``part`` ("train" or "test") of a :class:`mesp.data.Dataset` under :func:`split_by_series`.
+
+    The one function ``mesp train``, ``mesp evaluate`` and ``mesp simulate`` share, so the same
+    ``--test-fraction F --seed S`` selects the same functions in all three (series in load order).
+    ``test_fraction=0`` keeps every series for ``"train"`` and none for ``"test"``.
+    """
+    import dataclasses
+
+    if part not in ("train", "test"):
+        raise MespError(f"part {part!r} must be 'train' or 'test'")
+    train, test = split_by_series(len(dataset), test_fraction, seed)
+    keep = train if part == "train" else test
+    return dataclasses.replace(dataset, series=[dataset.series[i] for i in keep.tolist()])
+
+
 def windows_of(windows: Windows, series: np.ndarray) -> Windows:
     """The windows whose series index is in ``series``."""
     return windows.subset(np.isin(windows.series_index, series))

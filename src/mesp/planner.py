@@ -28,8 +28,8 @@ import numpy as np
 # configured; aws.amazon.com/lambda/pricing). Only used for the cost cap; override per region.
 PC_PRICE_PER_GB_SECOND = 0.0000041667
 
-__all__ = ["PC_PRICE_PER_GB_SECOND", "Plan", "PlannerConfig", "little_concurrency", "pick_quantile",
-           "plan_concurrency"]
+__all__ = ["PC_PRICE_PER_GB_SECOND", "Plan", "PlannerConfig", "invocation_probability", "little_concurrency",
+           "pick_quantile", "plan_concurrency", "window_probability"]
 
 
 def little_concurrency(counts: np.ndarray, duration_s: float, step_seconds: int) -> np.ndarray:
@@ -50,6 +50,48 @@ def pick_quantile(levels: list[float], wanted: float) -> int:
         raise ValueError("the forecast has no quantile levels")
     above = np.flatnonzero(levels_arr >= wanted - 1e-9)
     return int(above[np.argmin(levels_arr[above])]) if above.size else int(np.argmax(levels_arr))
+
+
+def invocation_probability(quantiles: np.ndarray, levels: list[float]) -> np.ndarray:
+    """P(at least one invocation) per step, from forecast quantiles of the counts (rows in ``levels`` order).
+
+    Two readings of the forecast, the larger wins (both are lower bounds of the probability):
+
+    * the median as a Poisson rate: ``1 - exp(-q50)``. The median of counts tracks the rate once calls are
+      frequent; for sparse functions it is ~0 and this reading says little;
+    * quantile crossings: a level ``p`` whose forecast reaches one invocation (``q_p >= 0.5``, i.e. one
+      after rounding) states ``P(N >= 1) >= 1 - p``, however small the median is. This is what the upper
+      quantiles are for: a sparse function's 0.9 quantile crosses one when a call is more than 10 % likely.
+
+    >>> invocation_probability(np.array([[0.0, 0.0, 2.0], [0.2, 1.0, 4.0]]), [0.5, 0.9]).round(3).tolist()
+    [0.0, 0.1, 0.865]
+    """
+    q = np.clip(np.nan_to_num(np.asarray(quantiles, dtype=np.float64), nan=0.0), 0, None)
+    lv = np.asarray(levels, dtype=np.float64)
+    if q.ndim != 2 or q.shape[0] != lv.size:
+        raise ValueError(f"quantiles must have shape (len(levels)={lv.size}, steps), got {q.shape}")
+    median = q[pick_quantile(list(levels), 0.5)]
+    prob = 1.0 - np.exp(-median)
+    crossed = np.where(q >= 0.5, (1.0 - lv)[:, None], 0.0).max(axis=0)
+    return np.maximum(prob, crossed)
+
+
+def window_probability(prob: np.ndarray, before: int, after: int) -> np.ndarray:
+    """P(at least one invocation in steps ``[t - before, t + after]``), steps independent, truncated at the ends.
+
+    A forecast rarely puts a call in exactly the right minute; keeping the instance warm while a call is
+    likely *near* ``t`` turns timing errors of up to ``before``/``after`` steps into warm starts.
+
+    >>> window_probability(np.array([0.0, 0.5, 0.0, 0.0]), 1, 1).tolist()
+    [0.5, 0.5, 0.5, 0.0]
+    """
+    p = np.clip(np.asarray(prob, dtype=np.float64), 0.0, 1.0 - 1e-12)
+    if before < 0 or after < 0:
+        raise ValueError(f"window before={before} and after={after} must be >= 0")
+    log_none = np.concatenate([[0.0], np.cumsum(np.log1p(-p))])
+    idx = np.arange(p.size)
+    lo, hi = np.maximum(idx - before, 0), np.minimum(idx + after + 1, p.size)
+    return 1.0 - np.exp(log_none[hi] - log_none[lo])
 
 
 @dataclass(frozen=True)
@@ -77,6 +119,11 @@ class PlannerConfig:
         Provisioned-concurrency price used by the cost cap.
     degraded_action : {"hold", "floor"}
         What a degraded forecast does: keep the previous value, or fall back to the floor.
+    min_probability : float in [0, 1]
+        A block gets at least one unit when the forecast's probability of any invocation in it
+        (:func:`invocation_probability`, :func:`window_probability`) reaches this, and none (before the
+        floor) when it does not: the rule the simulator's forecast policy uses. 0 (default): off, the
+        quantile alone decides.
     """
 
     floor: int = 0
@@ -89,6 +136,7 @@ class PlannerConfig:
     cost_cap_usd_per_hour: float | None = None
     price_per_gb_second: float = PC_PRICE_PER_GB_SECOND
     degraded_action: str = "hold"
+    min_probability: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.floor <= self.ceiling:
@@ -106,6 +154,8 @@ class PlannerConfig:
             raise ValueError(f"cost_cap_usd_per_hour={self.cost_cap_usd_per_hour} must be >= 0")
         if self.price_per_gb_second <= 0:
             raise ValueError(f"price_per_gb_second={self.price_per_gb_second} must be > 0")
+        if not 0 <= self.min_probability <= 1:
+            raise ValueError(f"min_probability={self.min_probability} must lie in [0, 1]")
         if self.degraded_action not in ("hold", "floor"):
             raise ValueError(f"degraded_action={self.degraded_action!r} must be 'hold' or 'floor'")
 
@@ -168,6 +218,14 @@ def plan_concurrency(quantiles: np.ndarray, levels: list[float], *, duration_s: 
         padded = np.pad(need, (0, n_blocks * block_steps - need.size))
         peak = padded.reshape(n_blocks, block_steps).max(axis=1) / config.target_utilization
         raw = np.ceil(peak - 1e-9).astype(np.int64)
+        if config.min_probability > 0:
+            prob = np.pad(invocation_probability(q, levels), (0, n_blocks * block_steps - need.size))
+            block_prob = window_probability(prob, 0, block_steps - 1)[::block_steps]  # each block's span
+            likely = block_prob >= config.min_probability
+            raw = np.where(likely, np.maximum(raw, 1), 0)
+            if (~likely).any():
+                reasons.append(f"{int((~likely).sum())} block(s) below invocation probability "
+                               f"{config.min_probability}")
         values = np.empty_like(raw)
         last = previous
         for i, v in enumerate(raw):

@@ -57,6 +57,7 @@ class TrainOptions:
     clusters: str = "auto"
     budget_minutes: float = 10.0
     seed: int = 0
+    test_fraction: float = 0.0
     workers: int = 2
     trials: int = 20
     max_epochs: int = 30
@@ -137,7 +138,8 @@ class _Progress:
 def _expert_hps(opts: TrainOptions, cluster: str, budget_seconds: float, threads: int) -> dict[str, Any]:
     return {"job": "expert", "cluster": cluster, "budget_minutes": round(budget_seconds / 60, 4),
             "trials": opts.trials, "max_epochs": opts.max_epochs, "families": opts.families,
-            "quantiles": opts.quantiles, "seed": opts.seed, "threads": threads, "data_format": opts.data_format}
+            "quantiles": opts.quantiles, "seed": opts.seed, "threads": threads, "data_format": opts.data_format,
+            "test_fraction": opts.test_fraction, "split_seed": opts.seed}
 
 
 def _run_experts(work: Path, data: list[Path], cluster_dir: Path, sizes: dict[int, int], budget_seconds: float,
@@ -173,6 +175,10 @@ def train(data: Sequence[str], model: str, opts: TrainOptions | None = None,
     files = _check_files(data)
     if opts.budget_minutes <= 0:
         raise MespError(f"--budget-minutes must be positive (got {opts.budget_minutes})")
+    if not 0 <= opts.test_fraction < 1:
+        raise MespError(f"--test-fraction {opts.test_fraction} must be in [0, 1)")
+    if add_cluster and opts.test_fraction:
+        raise MespError("--add-cluster learns from every series it is given; drop --test-fraction")
     store = open_store(model)
     owned = workdir is None
     work = Path(tempfile.mkdtemp(prefix="mesp-train-")) if owned else Path(workdir)
@@ -195,7 +201,7 @@ def _train(files: list[Path], store: Any, opts: TrainOptions, work: Path) -> Pub
         cluster_paths = _stage(work / "cluster", {"data": files}, {
             "job": "cluster", "run_id": run_id, "context": opts.context, "horizon": opts.horizon,
             "stride": opts.stride, "clusters": opts.clusters, "seed": opts.seed, "max_fit": opts.max_fit,
-            "data_format": opts.data_format})
+            "data_format": opts.data_format, "test_fraction": opts.test_fraction, "split_seed": opts.seed})
         cluster_dir = _run("cluster", cluster_job.run, cluster_paths)
         meta = json.loads((cluster_dir / CLUSTER_META).read_text())
         sizes = {int(c["id"]): int(c["size"]) for c in meta["clusters"] if int(c["id"]) >= 0}

@@ -105,3 +105,23 @@ def test_wrong_config(kw, match):
 def test_wrong_forecast_shape():
     with pytest.raises(ValueError, match="shape"):
         plan(np.zeros((2, 60)))
+
+
+def test_min_probability_gates_blocks_on_the_chance_of_any_call():
+    from mesp.planner import invocation_probability, window_probability
+
+    # block 1: a sparse function whose 0.9 quantile crosses one call (P >= 0.1) but whose Little's-law
+    # need rounds to 0; block 3: a tiny median of 0.01 calls (P ~ 1 %) and nothing in the upper rows
+    q = np.zeros((3, 60))
+    q[2, 20] = 1.0
+    q[1, 50] = q[2, 50] = 0.01
+    cfg = dict(floor=0, ceiling=1000, hysteresis=0, max_step_down=1.0)
+    assert plan(q, config=PlannerConfig(**cfg)).values == [0, 1, 0, 1]  # 1/min x 2 s rounds up
+    gated = plan(q, config=PlannerConfig(min_probability=0.05, **cfg))
+    assert gated.values == [0, 1, 0, 0] and any("below invocation probability" in r for r in gated.reasons)
+    assert plan(q, config=PlannerConfig(min_probability=0.5, **cfg)).values == [0, 0, 0, 0]
+    p = invocation_probability(q, LEVELS)
+    assert p[20] == pytest.approx(0.1) and p[50] == pytest.approx(1 - np.exp(-0.01)) and p[0] == 0
+    assert window_probability(np.array([0.5, 0.5]), 0, 1).tolist() == pytest.approx([0.75, 0.5])
+    with pytest.raises(ValueError, match="min_probability"):
+        PlannerConfig(min_probability=1.5)

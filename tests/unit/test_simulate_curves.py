@@ -59,7 +59,7 @@ def test_cli_simulate_writes_json_and_plot(tiny_patterns, tmp_path, capsys):
     doc = json.loads(out.read_text())
     names = {r["policy"] for r in doc["results"]}
     assert {"fixed-10", "fixed-20", "hybrid-p5-p99", "oracle"} <= names
-    assert any(n.startswith("recent-q") for n in names)
+    assert any(n.startswith("recent-p") for n in names)
     assert doc["eval_start"] == 120 and doc["results"][0]["units"]
     assert set(doc["curves"]) >= {"cold_rate_p75", "cold_rate_mean"}
     assert png.read_bytes()[:4] == b"\x89PNG"

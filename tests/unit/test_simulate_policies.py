@@ -118,20 +118,72 @@ class ConstantForecaster:
         return np.full((len(contexts), 2, self.horizon), self.value, dtype=np.float32)
 
 
-def test_forecast_policy_provisions_above_threshold():
+def test_forecast_policy_warms_where_a_call_is_likely():
     unit = Unit("f", trace(20, [12, 13, 18], count=3.0))
-    f = ConstantForecaster(0.4)
+    f = ConstantForecaster(0.4)  # median 0.4 read as a Poisson rate: P(call) = 1 - exp(-0.4) = 0.33
     cache = ForecastCache(f, replan=5)
-    on = ForecastPolicy(cache, quantile=0.9, threshold=0.3)
+    on = ForecastPolicy(cache, probability=0.3, window=0, keep_alive=0)
     on.prepare([unit], 10, 60)
     w = on.warm(unit, 10, 60)
     assert w[10:].tolist() == [1] * 10 and not w[:10].any()
     assert score(unit, w, 10).cold_starts == 0 and score(unit, w, 10).idle_instance_minutes == 7
-    off = ForecastPolicy(cache, quantile=0.9, threshold=0.5)
+    off = ForecastPolicy(cache, probability=0.5, window=0, keep_alive=0)
     assert score(unit, off.warm(unit, 10, 60), 10).cold_starts == 3
     # origins 10 and 15, contexts are the 4 steps before each
     assert [c.tolist() for c in f.seen[0]] == [unit.counts[6:10].tolist(), unit.counts[11:15].tolist()]
     assert len(f.seen) == 1  # the second policy reused the cached forecasts
+
+
+class SpikeForecaster(ConstantForecaster):
+    """Median 0 everywhere, the 0.9 quantile one call at ``at`` steps after every origin (P >= 0.1 there)."""
+
+    def __init__(self, at: int, horizon: int = 5):
+        super().__init__(0.0, context=4, horizon=horizon)
+        self.at = at
+
+    def predict(self, contexts):
+        out = np.zeros((len(contexts), 2, self.horizon), dtype=np.float32)
+        out[:, 1, self.at] = 1.0
+        return out
+
+
+def test_forecast_window_covers_a_call_a_minute_off():
+    unit = Unit("f", trace(20, [14, 19]))  # calls one step after the forecast spikes at 13 and 18
+    cache = ForecastCache(SpikeForecaster(at=3), replan=5)
+    exact = ForecastPolicy(cache, probability=0.1, window=0, keep_alive=0)
+    exact.prepare([unit], 10, 60)
+    w0 = exact.warm(unit, 10, 60)
+    assert np.flatnonzero(w0).tolist() == [13, 18]
+    assert score(unit, w0, 10).cold_starts == 2
+    near = ForecastPolicy(cache, probability=0.1, window=1, keep_alive=0)
+    w1 = near.warm(unit, 10, 60)
+    assert np.flatnonzero(w1).tolist() == [12, 13, 14, 17, 18, 19]
+    assert score(unit, w1, 10).cold_starts == 0 and score(unit, w1, 10).idle_instance_minutes == 4
+    # a 10 % chance is not enough when 20 % is asked for
+    assert not ForecastPolicy(cache, probability=0.2, window=1, keep_alive=0).warm(unit, 10, 60).any()
+
+
+def test_forecast_window_never_reads_the_next_origins_forecast():
+    # the spike sits on the last step of each 5-step forecast: the window must not reach back into the
+    # previous block from a later origin (that forecast is made after the step it would warm)
+    unit = Unit("f", trace(20, []))
+    policy = ForecastPolicy(ForecastCache(SpikeForecaster(at=0), replan=5), probability=0.1, window=2,
+                            keep_alive=0)
+    policy.prepare([unit], 10, 60)
+    assert np.flatnonzero(policy.warm(unit, 10, 60)).tolist() == [10, 11, 12, 15, 16, 17]
+
+
+def test_forecast_keep_alive_and_concurrency_from_the_upper_quantile():
+    counts = trace(20, [11], count=5.0)
+    unit = Unit("f", counts, duration_s=1.0)  # 60 calls of 1 s keep one instance busy for a minute
+    quiet = ForecastPolicy(ForecastCache(ConstantForecaster(0.0), replan=5), probability=0.5, window=0,
+                           keep_alive=3)
+    quiet.prepare([unit], 10, 60)
+    assert quiet.warm(unit, 10, 60).tolist() == FixedKeepAlive(3).warm(unit, 10, 60).tolist()
+    busy = ForecastPolicy(ForecastCache(ConstantForecaster(180.0), replan=5), probability=0.5, window=0,
+                          keep_alive=0)
+    busy.prepare([unit], 10, 60)
+    assert busy.warm(unit, 10, 60)[10:].tolist() == [3] * 10  # 180 calls/min x 1 s = 3 in flight
 
 
 def test_forecast_policy_needs_history():
@@ -141,6 +193,21 @@ def test_forecast_policy_needs_history():
         policy.prepare([unit], 10, 60)
     with pytest.raises(MespError, match="re-plan interval 9"):
         ForecastPolicy(ForecastCache(ConstantForecaster(1.0), replan=9)).prepare([unit], 10, 60)
+
+
+def test_forecast_on_top_of_the_hybrid_histogram():
+    unit = Unit("f", trace(200, list(range(0, 200, 15))))  # a 15-minute timer the histogram learns
+    hybrid = HybridHistogram().warm(unit, 100, 60)
+    zero = ForecastPolicy(ForecastCache(ConstantForecaster(0.0), replan=5), probability=0.5, keep_alive="hybrid")
+    zero.prepare([unit], 100, 60)
+    assert zero.warm(unit, 100, 60).tolist() == hybrid.tolist()
+    spike = ForecastPolicy(ForecastCache(SpikeForecaster(at=2), replan=5), probability=0.1, window=0,
+                           keep_alive="hybrid")
+    spike.prepare([unit], 100, 60)
+    w = spike.warm(unit, 100, 60)
+    assert (w >= hybrid).all() and w[102] == 1 and spike.name.endswith("-kahybrid")
+    with pytest.raises(MespError, match="minutes or 'hybrid'"):
+        ForecastPolicy(ForecastCache(ConstantForecaster(0.0)), keep_alive="forever")
 
 
 def random_units(seed: int = 0, n_units: int = 8, n: int = 300) -> list[Unit]:
@@ -156,8 +223,10 @@ def random_units(seed: int = 0, n_units: int = 8, n: int = 300) -> list[Unit]:
 def all_policies():
     cache = ForecastCache(RecentQuantileForecaster(context=30, horizon=60), replan=30)
     return [FixedKeepAlive(1), FixedKeepAlive(10), FixedKeepAlive(20), HybridHistogram(),
-            HybridHistogram(head=0.01, tail=0.9), ForecastPolicy(cache, threshold=0.1),
-            ForecastPolicy(cache, threshold=1.0, keep_alive=5), OraclePolicy()]
+            HybridHistogram(head=0.01, tail=0.9), ForecastPolicy(cache, probability=0.1, window=5),
+            ForecastPolicy(cache, probability=0.7, keep_alive=5), ForecastPolicy(cache, keep_alive="hybrid"),
+            ForecastPolicy(ForecastCache(RecentQuantileForecaster(context=30, horizon=30), replan=30),
+                           probability=0.05, window=10, keep_alive=0), OraclePolicy()]
 
 
 def test_oracle_is_a_lower_bound():

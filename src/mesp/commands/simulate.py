@@ -24,14 +24,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--replan", default="1h", help="forecast policies re-plan this often (default 1h)")
     p.add_argument("--group", choices=["function", "app"], default="function",
                    help="provision per function, or per Azure app as Shahrad et al. (default function)")
-    p.add_argument("--keep-alive", type=float, default=0.0, metavar="MIN",
-                   help="forecast policies also keep a used instance this many minutes (default 0)")
+    p.add_argument("--keep-alive", type=float, default=None, metavar="MIN",
+                   help="fix the forecast policies' keep-alive after a use to this many minutes "
+                        "(default: swept over 0, 2, 5, 10; 2 with --no-sweep)")
     p.add_argument("--recent-forecast", action="store_true",
                    help="add a model-free forecast policy (quantiles of the last hour) as a reference")
     p.add_argument("--metric", default="cold_rate_p75",
                    choices=["cold_rate_p75", "cold_rate_p90", "cold_rate_mean", "cold_rate_overall"],
                    help="cold-start rate on the plot's y axis and in the printed comparison (default p75)")
     p.add_argument("--no-sweep", action="store_true", help="only the headline settings, no curves' sweeps")
+    p.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
+                   help="simulate only the held-out share of the series: the functions 'mesp train/evaluate "
+                        "--test-fraction F --seed S' hold out (default 0: every series)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --test-fraction split (default 0)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="first N series only")
     p.add_argument("--units", action="store_true", help="include per-unit results in the JSON")
     p.set_defaults(run=run)
@@ -44,7 +49,13 @@ def run(args: argparse.Namespace) -> int:
     from mesp.simulate.curves import StoreForecaster, compare, curves, default_policies, plot, write_json
     from mesp.simulate.policies import RecentQuantileForecaster
 
+    from mesp.evaluation import holdout, split_by_series
+
+    split_by_series(2, args.test_fraction, args.seed)  # validates the fraction before any slow work
     dataset = load(args.data)
+    n_series = len(dataset)
+    if args.test_fraction:
+        dataset = holdout(dataset, args.test_fraction, args.seed, "test")
     if args.limit is not None:
         if args.limit < 1:
             raise MespError(f"--limit {args.limit} must be >= 1")
@@ -73,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             f = forecasters[which]
             report.notes.append(f"{which}: {f.rows} forecasts, {f.degraded_rows} degraded")
     extra = {"data": [str(p) for p in args.data], "load_report": dataset.report.summary(), "group": args.group,
+             "split": {"by": "series", "test_fraction": args.test_fraction, "seed": args.seed, "n_series": n_series,
+                       "n_simulated_series": len(dataset), "held_out": bool(args.test_fraction)},
              **model_info}
     curve = curves(report, args.metric)
     if args.json:

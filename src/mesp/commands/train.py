@@ -18,7 +18,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--clusters", default="auto", metavar="K|auto", help="number of K-Shape clusters (default: auto)")
     p.add_argument("--budget-minutes", type=float, default=10.0, metavar="M",
                    help="wall-clock budget of the whole run, split as documented in mesp.train (default: 10)")
-    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed of the run and of the --test-fraction split (default 0)")
+    p.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
+                   help="hold out this share of the series (whole functions) and train on the rest only; "
+                        "the same split as 'mesp evaluate/simulate --test-fraction F --seed S' (default 0)")
     p.add_argument("--workers", type=int, default=2, help="expert jobs run at once locally (default: 2)")
     p.add_argument("--trials", type=int, default=20, help="Optuna trials per expert at most (default: 20)")
     p.add_argument("--max-epochs", type=int, default=30, help="epochs per trial at most (default: 30)")
@@ -53,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from mesp.train import TrainOptions, train
 
     opts = TrainOptions(context=args.context, horizon=args.horizon, stride=args.stride, clusters=args.clusters,
-                        budget_minutes=args.budget_minutes, seed=args.seed, workers=args.workers,
+                        budget_minutes=args.budget_minutes, seed=args.seed, test_fraction=args.test_fraction,
+                        workers=args.workers,
                         trials=args.trials, max_epochs=args.max_epochs, families=args.families,
                         quantiles=args.quantiles, data_format=args.fmt, progress=not args.no_progress)
     result = train(args.data, args.model, opts, workdir=args.workdir, add_cluster=args.add_cluster)
@@ -84,11 +89,12 @@ def _run_sagemaker(args: argparse.Namespace) -> int:
     run_id = new_run_id()
     data_uri = upload_data(args.data, cfg, run_id)
     common = {"context": args.context, "horizon": args.horizon, "stride": args.stride, "seed": args.seed,
-              "data_format": args.fmt}
+              "data_format": args.fmt, "test_fraction": args.test_fraction, "split_seed": args.seed}
     job = SageMakerRun(cfg, run_id, data_uri, {**common, "clusters": args.clusters},
                        {"budget_minutes": args.budget_minutes, "trials": args.trials, "max_epochs": args.max_epochs,
                         "families": args.families, "quantiles": args.quantiles, "seed": args.seed,
-                        "data_format": args.fmt}, use_sdk=args.sm_sdk)
+                        "data_format": args.fmt, "test_fraction": args.test_fraction, "split_seed": args.seed},
+                       use_sdk=args.sm_sdk)
     print(f"run {run_id}: cluster job, then one expert job per cluster and a dense job (waiting) ...")
     arts = job.run()
     with tempfile.TemporaryDirectory(prefix="mesp-publish-") as work:

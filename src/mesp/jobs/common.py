@@ -35,9 +35,27 @@ def fingerprint(files: list[Path]) -> str:
     return h.hexdigest()
 
 
-def load_data(folder: Path, fmt: str = "auto") -> tuple[Dataset, list[Path]]:
+def load_data(folder: Path, fmt: str = "auto", test_fraction: float = 0.0,
+              split_seed: int = 0) -> tuple[Dataset, list[Path]]:
+    """The channel's dataset; with ``test_fraction > 0`` only the training part of
+    :func:`mesp.evaluation.holdout` (whole functions held out, the split ``mesp evaluate`` scores on)."""
     files = data_files(folder)
-    return load([str(p) for p in files], fmt), files
+    dataset = load([str(p) for p in files], fmt)
+    if test_fraction:
+        from mesp.errors import MespError
+        from mesp.evaluation import holdout
+
+        try:
+            dataset = holdout(dataset, test_fraction, split_seed, "train")
+        except MespError as err:
+            raise JobError(str(err)) from None
+    return dataset, files
+
+
+def split_info(test_fraction: float, split_seed: int, n_train_series: int) -> dict[str, Any]:
+    """What the manifest records about the function holdout (``training.split``)."""
+    return {"by": "series", "function": "mesp.evaluation.split_by_series", "test_fraction": test_fraction,
+            "seed": split_seed, "n_train_series": n_train_series}
 
 
 def resolve_context(context: str, dataset: Dataset) -> str:

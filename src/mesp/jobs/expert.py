@@ -15,6 +15,7 @@ also serve for the ONNX parity check.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -35,7 +36,9 @@ SPEC = {
     "max_epochs": Param(int, 30, "epochs per trial at most"),
     "families": Param(str, "", "comma-separated model families (default: all)"),
     "quantiles": Param(str, "0.5,0.9", "comma-separated quantiles; 0.5 is always included"),
-    "seed": Param(int, 0, "random seed"),
+    "seed": Param(int, 0, "random seed (each cluster's search derives its own, see search_seed)"),
+    "test_fraction": Param(float, 0.0, "share of series held out; must match the cluster job's"),
+    "split_seed": Param(int, 0, "seed of that split; must match the cluster job's"),
     "threads": Param(int, 0, "torch threads (0: all cores)"),
     "max_windows": Param(int, 0, "cap on the training windows, sampled with the seed (0: no cap)"),
     "data_format": Param(str, "auto", "mesp.data format of the data channel"),
@@ -57,6 +60,24 @@ def wape(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.abs(pred - y).sum() / total) if total > 0 else math.nan
 
 
+def search_seed(seed: int, cluster: str) -> int:
+    """The search's seed for one job: the run's seed for ``dense``, a distinct one per cluster id.
+
+    With one seed for all, every cluster's Optuna study sampled the same first trials (the same families
+    and hyperparameters in the same order); a stable hash of (seed, cluster) decorrelates them while
+    keeping a run reproducible.
+
+    >>> search_seed(0, "dense")
+    0
+    >>> search_seed(0, "0") != search_seed(0, "1")
+    True
+    """
+    if cluster == "dense":
+        return seed
+    digest = hashlib.sha256(f"{seed}:{cluster}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def run(paths: JobPaths) -> None:
     t_start = time.perf_counter()
     hp = read_hyperparameters(paths, SPEC)
@@ -65,7 +86,14 @@ def run(paths: JobPaths) -> None:
     if not meta_path.exists():
         raise JobError(f"channel 'cluster' has no {CLUSTER_META}: give it the cluster job's output")
     meta = json.loads(meta_path.read_text())
-    dataset, files = load_data(paths.require_channel("data"), hp["data_format"])
+    split = meta["training"].get("split", {"test_fraction": 0.0, "seed": 0})
+    # without a holdout (fraction 0) the split seed selects nothing, so only a real difference counts
+    if (hp["test_fraction"] != split["test_fraction"]
+            or (hp["test_fraction"] and hp["split_seed"] != split["seed"])):
+        raise JobError(f"test_fraction={hp['test_fraction']} split_seed={hp['split_seed']} differ from the "
+                       f"cluster job's ({split['test_fraction']}, {split['seed']})")
+    dataset, files = load_data(paths.require_channel("data"), hp["data_format"], hp["test_fraction"],
+                               hp["split_seed"])
     if fingerprint(files) != meta["training"]["data"]["fingerprint"]:
         raise JobError("the data channel differs from what the cluster job read (fingerprint mismatch)")
     windows, sizes = windows_for(dataset, f"{meta['context']}steps", f"{meta['horizon']}steps",
@@ -76,6 +104,7 @@ def run(paths: JobPaths) -> None:
         raise JobError(f"the cluster job assigned {len(assigned)} windows, this job cut {len(windows)}")
 
     dense = hp["cluster"] == "dense"
+    seed = search_seed(hp["seed"], hp["cluster"])
     if dense:
         mine = windows
     else:
@@ -88,7 +117,7 @@ def run(paths: JobPaths) -> None:
             raise JobError(f"cluster {cid} is not one of the cluster job's clusters {known}")
         mine = windows.subset(assigned == cid)
     if hp["max_windows"] and len(mine) > hp["max_windows"]:
-        rng = np.random.default_rng(hp["seed"])
+        rng = np.random.default_rng(seed)
         mine = mine.subset(np.sort(rng.choice(len(mine), hp["max_windows"], replace=False)))
     quantiles = parse_quantiles(hp["quantiles"])
     families = [f.strip() for f in hp["families"].split(",") if f.strip()] or None
@@ -100,7 +129,7 @@ def run(paths: JobPaths) -> None:
     search = search_dense if dense else search_expert
     try:
         result = search(mine, quantiles=quantiles, budget_seconds=hp["budget_minutes"] * 60,
-                        n_trials=hp["trials"], seed=hp["seed"], families=families, max_epochs=hp["max_epochs"],
+                        n_trials=hp["trials"], seed=seed, families=families, max_epochs=hp["max_epochs"],
                         threads=threads)
     except ValueError as err:  # e.g. an unknown family name
         raise JobError(str(err)) from None
@@ -109,7 +138,7 @@ def run(paths: JobPaths) -> None:
         "context": meta["context"], "horizon": meta["horizon"], "n_windows": len(mine),
         "training": {"rule": result.rule, "n_trials": result.n_trials, "n_pruned": result.n_pruned,
                      "search_seconds": round(result.seconds, 3), "budget_minutes": hp["budget_minutes"],
-                     "seed": hp["seed"], "trials": result.trials, "code_version": code_version()},
+                     "seed": hp["seed"], "search_seed": seed, "trials": result.trials, "code_version": code_version()},
     }
     paths.model.mkdir(parents=True, exist_ok=True)
     if result.deferred:

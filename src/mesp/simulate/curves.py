@@ -19,25 +19,38 @@ from mesp.simulate.policies import (FixedKeepAlive, ForecastCache, ForecastPolic
 KEEP_ALIVE_MINUTES = (1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240)
 HISTOGRAM_PERCENTILES = ((0.05, 0.99), (0.01, 0.99), (0.10, 0.99), (0.05, 0.995), (0.01, 0.999),
                          (0.05, 0.95), (0.05, 0.90), (0.10, 0.80), (0.25, 0.75))
-THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0)
+# The forecast policy's grid, fixed up front (not fitted to any test set): probability of a call near t,
+# the +- window in minutes, and the keep-alive after actual calls in minutes.
+PROBABILITIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+WINDOWS = (0, 2, 5)
+FORECAST_KEEP_ALIVES = (0, 2, 5, 10)
+HEADLINE_FORECAST = (0.1, 2, 2)  # probability, window, keep-alive of the --no-sweep point
 
 Y_KEY = "cold_rate_p75"
 X_KEY = "wasted_memory_normalised"
 
 
 def default_policies(forecasters: dict[str, Forecaster] | None = None, *, replan: int = 60,
-                     sweep: bool = True, keep_alive: float = 0) -> list[Policy]:
-    """The headline policies (fixed 10/20, hybrid p5/p99, oracle, forecast families) and their sweeps."""
+                     sweep: bool = True, keep_alive: float | None = None) -> list[Policy]:
+    """The headline policies (fixed 10/20, hybrid p5/p99, oracle, forecast families) and their sweeps.
+
+    ``keep_alive`` fixes the forecast policies' keep-alive minutes (default: swept, or the headline's).
+    """
     minutes = KEEP_ALIVE_MINUTES if sweep else (10, 20)
     policies: list[Policy] = [FixedKeepAlive(m) for m in minutes]
     pct = HISTOGRAM_PERCENTILES if sweep else HISTOGRAM_PERCENTILES[:1]
     policies += [HybridHistogram(head=h, tail=t) for h, t in pct]
     for family, forecaster in (forecasters or {}).items():
         cache = ForecastCache(forecaster, replan=replan)
-        levels = [q for q in forecaster.quantiles if q >= 0.5]
-        grid = [(q, t) for q in levels for t in THRESHOLDS] if sweep else [(max(levels), 0.5)]
-        policies += [ForecastPolicy(cache, family=family, quantile=q, threshold=t, keep_alive=keep_alive)
-                     for q, t in grid]
+        p0, w0, k0 = HEADLINE_FORECAST
+        kas = (keep_alive,) if keep_alive is not None else (FORECAST_KEEP_ALIVES if sweep else (k0,))
+        grid = ([(p, w, k) for p in PROBABILITIES for w in WINDOWS for k in kas] if sweep
+                else [(p0, w0, k) for k in kas])
+        policies += [ForecastPolicy(cache, family=family, probability=p, window=w, keep_alive=k)
+                     for p, w, k in grid]
+        if sweep and keep_alive is None:  # the forecast on top of the hybrid histogram: its own curve
+            policies += [ForecastPolicy(cache, family=f"{family}+hybrid", probability=p, window=w,
+                                        keep_alive="hybrid") for p in PROBABILITIES for w in WINDOWS]
     policies.append(OraclePolicy())
     return policies
 
@@ -151,7 +164,8 @@ def plot(curve: dict[str, list[dict]], path: str | Path, title: str = "", y_labe
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    markers = {"fixed": "o", "hybrid": "s", "oracle": "*", "mesp": "D", "dense": "^"}
+    markers = {"fixed": "o", "hybrid": "s", "oracle": "*", "mesp": "D", "dense": "^", "mesp+hybrid": "d",
+               "dense+hybrid": "<"}
     for family, points in sorted(curve.items()):
         pts = [p for p in points if p["x"] is not None and p["y"] is not None]
         if not pts:
@@ -165,6 +179,9 @@ def plot(curve: dict[str, list[dict]], path: str | Path, title: str = "", y_labe
             if p["policy"] in ("fixed-10", "fixed-20", "hybrid-p5-p99"):
                 ax.annotate(p["policy"], (p["x"], 100 * p["y"]), textcoords="offset points", xytext=(5, 5),
                             fontsize=8)
+    # Cold-start rates span four decades and the interesting region is near zero: symmetric log scale
+    # (linear below 0.01 %, so the oracle's 0 stays on the plot).
+    ax.set_yscale("symlog", linthresh=0.01)
     ax.set_xlabel("wasted memory time, normalised to the 10-minute fixed keep-alive")
     labels = {"cold_rate_p75": "75th-percentile cold-start rate across units (%)",
               "cold_rate_p90": "90th-percentile cold-start rate across units (%)",

@@ -6,7 +6,7 @@ decides ``warm[t]`` from steps ``< t`` only (causality is tested), except :class
 * :class:`FixedKeepAlive`: an instance stays loaded ``K`` minutes after its last use (AWS ~10, Azure 20).
 * :class:`HybridHistogram`: Shahrad et al., "Serverless in the Wild", USENIX ATC 2020, section 4.
 * :class:`ForecastPolicy`: MESP's policy (and the same with the dense model): re-plan every ``replan``
-  steps from the last ``context`` steps, provision the forecast quantile as instances.
+  steps from the last ``context`` steps; warm where a call is likely near, plus a short keep-alive.
 * :class:`OraclePolicy`: knows the future; ``warm = need`` is the bound (zero cold starts, zero waste at
   this resolution), the corner every curve is measured against.
 
@@ -282,6 +282,7 @@ class ForecastCache:
         self.key: tuple | None = None
         self.forecasts: dict[str, np.ndarray] = {}  # unit id -> (n_origins, Q, H)
         self.origins: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.plans: dict[tuple, object] = {}  # memoised per-unit plans (see plan)
 
     def ensure(self, units: list[Unit], eval_start: int) -> None:
         digest = hashlib.blake2b(digest_size=16)
@@ -310,49 +311,89 @@ class ForecastCache:
         if not np.isfinite(pred).all():
             raise MespError("the forecaster returned non-finite values")
         self.forecasts = {u.id: np.clip(pred[i], 0, None) for i, u in enumerate(units)}
+        self.plans = {}
         self.key = key
+
+    def plan(self, unit: Unit, window: int, step_seconds: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(P(a call within +-window steps), instances)`` per step of ``unit``, from each origin's own forecast.
+
+        Each origin's forecast covers ``[o, o + replan)``; the window is truncated at that forecast's end,
+        never filled in from a later origin (which is made after the step it would warm). Memoised: every
+        knob setting of a policy family shares it.
+        """
+        from mesp.planner import invocation_probability, window_probability
+
+        key = (unit.id, window)
+        if key not in self.plans:
+            n = len(unit.counts)
+            levels = self.forecaster.quantiles
+            upper = int(np.argmax(levels))
+            near = np.zeros(n, dtype=np.float64)
+            instances = np.zeros(n, dtype=np.int64)
+            for j, o in enumerate(self.origins.tolist()):
+                q = self.forecasts[unit.id][j]  # (Q, horizon) from origin o
+                stop = min(n, o + self.replan)
+                near[o:stop] = window_probability(invocation_probability(q, levels), window, window)[: stop - o]
+                instances[o:stop] = instances_needed(np.maximum(q[upper, : stop - o], 1.0), unit.duration_s,
+                                                     step_seconds)
+            self.plans[key] = (near, instances)
+        return self.plans[key]
 
 
 class ForecastPolicy(Policy):
-    """Pre-warm from forecast quantiles: MESP's policy (``family="mesp"``) or the dense model's.
+    """Pre-warm where the forecast makes an invocation likely: MESP's policy (``family="mesp"``), the same
+    with the dense model's or the model-free reference's forecasts.
 
-    Every ``replan`` steps, the last ``context`` steps are forecast; for each step of the plan, the
-    ``quantile`` forecast of the counts becomes instances with the engine's instance model (Little's law)
-    when it reaches ``threshold`` invocations, else none. ``keep_alive`` additionally keeps a used instance
-    that many minutes (0: the forecast alone decides). Knobs: ``quantile`` and ``threshold``.
+    Every ``replan`` steps the last ``context`` steps are forecast (:class:`ForecastCache`). Then, from
+    that one forecast only (causal: no later origin is looked at):
+
+    1. ``P(N_t >= 1)`` per step from the quantiles (:func:`mesp.planner.invocation_probability`: the
+       median read as a Poisson rate, and the upper quantiles' crossings of one call);
+    2. ``P(a call within [t - window, t + window])`` (:func:`mesp.planner.window_probability`, truncated
+       at the forecast's end), so a call forecast a few minutes off still finds a warm instance;
+    3. the unit is kept warm in step ``t`` when that reaches ``probability``; the instances are the upper
+       quantile's count through the engine's instance model (Little's law), at least one;
+    4. after every actual use, a short keep-alive of ``keep_alive`` minutes, because a call makes the next
+       one likely whatever the forecast said (bursts inside an hour the forecast smooths over); or, with
+       ``keep_alive="hybrid"``, the hybrid histogram's own windows (:class:`HybridHistogram`, defaults):
+       the per-function idle-time histogram keeps what it learns about long regular gaps, and the forecast
+       adds pre-warming where it expects calls the histogram does not.
+
+    Knobs, swept together to draw the family's curve (:data:`mesp.simulate.curves.PROBABILITIES` ...):
+    ``probability`` (lower: more pre-warming), ``window`` and ``keep_alive`` minutes.
     """
 
-    def __init__(self, cache: ForecastCache, family: str = "mesp", quantile: float = 0.9,
-                 threshold: float = 0.5, keep_alive: float = 0):
+    def __init__(self, cache: ForecastCache, family: str = "mesp", probability: float = 0.1,
+                 window: float = 2, keep_alive: float | str = 2):
+        if isinstance(keep_alive, str) and keep_alive != "hybrid":
+            raise MespError(f"keep_alive={keep_alive!r} must be minutes or 'hybrid'")
         self.cache = cache
         self.family = family
-        self.quantile = quantile
-        self.threshold = threshold
+        self.probability = probability
+        self.window = window
         self.keep_alive = keep_alive
 
     @property
     def name(self) -> str:
-        ka = f"-ka{self.keep_alive:g}" if self.keep_alive else ""
-        return f"{self.family}-q{self.quantile:g}-t{self.threshold:g}{ka}"
+        ka = self.keep_alive if isinstance(self.keep_alive, str) else f"{self.keep_alive:g}"
+        return f"{self.family}-p{self.probability:g}-w{self.window:g}-ka{ka}"
 
     def params(self) -> dict:
-        return {"quantile": self.quantile, "threshold": self.threshold, "keep_alive_minutes": self.keep_alive,
-                "replan": self.cache.replan, "context": self.cache.forecaster.context}
+        return {"probability": self.probability, "window_minutes": self.window,
+                "keep_alive_minutes": self.keep_alive, "replan": self.cache.replan,
+                "context": self.cache.forecaster.context}
 
     def prepare(self, units: list[Unit], eval_start: int, step_seconds: int) -> None:
         self.cache.ensure(units, eval_start)
 
     def warm(self, unit: Unit, eval_start: int, step_seconds: int) -> np.ndarray:
-        from mesp.planner import pick_quantile
-
-        n = len(unit.counts)
-        row = pick_quantile(self.cache.forecaster.quantiles, self.quantile)
-        plan = np.zeros(n, dtype=np.float64)
-        for j, o in enumerate(self.cache.origins.tolist()):
-            stop = min(n, o + self.cache.replan)
-            plan[o:stop] = self.cache.forecasts[unit.id][j, row, : stop - o]
-        warm = np.where(plan >= self.threshold, instances_needed(np.maximum(plan, 1e-12), unit.duration_s,
-                                                                  step_seconds), 0)
-        if self.keep_alive:
+        near, instances = self.cache.plan(unit, _steps(self.window, step_seconds), step_seconds)
+        warm = np.where(near >= self.probability - 1e-9, instances, 0)
+        if self.keep_alive == "hybrid":
+            key = (unit.id, "hybrid")
+            if key not in self.cache.plans:  # the same for every knob setting: computed once per unit
+                self.cache.plans[key] = HybridHistogram().warm(unit, eval_start, step_seconds)
+            warm = np.maximum(warm, self.cache.plans[key])
+        elif self.keep_alive:
             warm = np.maximum(warm, FixedKeepAlive(self.keep_alive).warm(unit, eval_start, step_seconds))
-        return warm.astype(np.int64)
+        return warm
