@@ -49,17 +49,8 @@ def original_format(shared_data: Path) -> Path:
 
 @pytest.fixture
 def lambda_context():
-    from dataclasses import dataclass
+    from mesp.serve import LocalContext  # the same stand-in `mesp serve` hands the handler
 
-    @dataclass
-    class LambdaContext:
-        function_name: str = "mesp-forecast"
-        function_version: str = "$LATEST"
-        memory_limit_in_mb: int = 2048
-        invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:mesp-forecast"
-        aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 30_000
-
-    return LambdaContext()
+    return LocalContext(function_name="mesp-forecast",
+                        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mesp-forecast",
+                        aws_request_id="52fdfc07-2182-154f-163f-5f0f9a621d72")

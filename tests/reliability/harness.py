@@ -10,25 +10,19 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
+from mesp.serve import LocalContext
 from support.events import load_forecast_app
 
 ROOT = Path(__file__).resolve().parents[2]
 api = load_forecast_app()
 
 
-@dataclass
-class Ctx:
-    function_name: str = "mesp-forecast"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:mesp-forecast"
-    aws_request_id: str = "req-reliability"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+def Ctx() -> LocalContext:  # noqa: N802 (used like the class it stands for)
+    return LocalContext(function_name="mesp-forecast",
+                        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mesp-forecast",
+                        aws_request_id="req-reliability")
 
 
 def invoke(event: dict) -> tuple[int, dict, dict]:
