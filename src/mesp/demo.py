@@ -465,12 +465,7 @@ def _simulation_lines(simulation: dict, top_quantile: float) -> list[str]:
         waste = o.get("wasted_memory_normalised")
         lines.append(f"{name:<28} {pct(o.get('cold_rate_p75')):>10} {pct(o.get('cold_rate_overall')):>14} "
                      f"{'n/a' if waste is None else f'{waste:.3g}':>16}")
-    comparison = (simulation.get("comparison") or {}).get("cold_rate_p75") or {}
-    for family, c in (comparison.get("families") or {}).items():
-        if family in ("hybrid", "oracle"):
-            continue
-        y, x = c.get("rate_change_at_ref_waste"), c.get("waste_change_at_ref_rate")
-        lines.append(f"{family}: at the hybrid histogram's waste, p75 cold-start rate "
-                     f"{'n/a (outside the curve)' if y is None else f'{100 * y:+.1f}%'}; at its p75 cold-start "
-                     f"rate, waste {'n/a (never reached)' if x is None else f'{100 * x:+.1f}%'}")
+    from mesp.report import comparison_sentences
+
+    lines += [sentence.replace("`", "") for sentence in comparison_sentences(simulation)]
     return lines

@@ -100,6 +100,21 @@ def _cluster_order(key: str) -> tuple:
     return (1, cid) if cid < 0 else (0, cid)
 
 
+def comparison_sentences(simulation: dict) -> list[str]:
+    """One sentence per policy family: its p75 cold-start rate at the hybrid histogram's wasted memory, and
+    its wasted memory at the hybrid's p75 rate (from the simulator's ``comparison``)."""
+    comparison = (simulation.get("comparison") or {}).get("cold_rate_p75") or {}
+    out = []
+    for family, c in (comparison.get("families") or {}).items():
+        if family in ("hybrid", "oracle"):
+            continue
+        y, x = c.get("rate_change_at_ref_waste"), c.get("waste_change_at_ref_rate")
+        out.append(f"`{family}`: at the hybrid histogram's wasted memory, p75 cold-start rate "
+                   f"{'n/a (outside its curve)' if y is None else f'{100 * y:+.1f}%'}; at its p75 cold-start "
+                   f"rate, wasted memory {'n/a (never reached)' if x is None else f'{100 * x:+.1f}%'}")
+    return out
+
+
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -696,14 +711,7 @@ def write_report(rd: ReportData, out: str | os.PathLike, evaluation: Mapping[str
                          _fmt(None if o.get("cold_rate_overall") is None else 100 * o["cold_rate_overall"], 3),
                          _fmt(o.get("wasted_memory_normalised"), 3)])
     lines += [_md_table(["policy", "p75 cold-start %", "overall cold-start %", "wasted memory / fixed-10"], rows), ""]
-    comparison = (simulation.get("comparison") or {}).get("cold_rate_p75") or {}
-    for family, c in (comparison.get("families") or {}).items():
-        if family in ("hybrid", "oracle"):
-            continue
-        y, x = c.get("rate_change_at_ref_waste"), c.get("waste_change_at_ref_rate")
-        lines.append(f"- `{family}`: at the hybrid histogram's wasted memory, p75 cold-start rate "
-                     f"{'n/a (outside its curve)' if y is None else f'{100 * y:+.1f}%'}; at its p75 cold-start "
-                     f"rate, wasted memory {'n/a (never reached)' if x is None else f'{100 * x:+.1f}%'}.")
+    lines += [f"- {sentence}." for sentence in comparison_sentences(simulation)]
     for note in simulation.get("notes", []):
         lines.append(f"- note: {note}")
     lines.append("")
